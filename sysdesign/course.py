@@ -1,0 +1,81 @@
+"""The course map: every system, its notebooks and its lab, in learning order.
+
+README.md and ``notebooks/00-start-here.ipynb`` show this table; ``tests/test_course.py``
+checks that every file it names exists, that every notebook and lab in the repository is
+on the map, and that README.md carries the same table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class System:
+    """One system of the course: its notebooks (paths from the repository root) and lab."""
+
+    name: str
+    notebooks: tuple[str, ...]
+    lab: str | None
+    what: str
+
+
+COURSE = [
+    System(
+        "How to use the course",
+        ("notebooks/00-start-here.ipynb",),
+        None,
+        "notebooks, labs and checks; the three-step design framework as a worksheet",
+    ),
+    System(
+        "Foundations",
+        ("notebooks/01-foundations/01-back-of-the-envelope.ipynb",),
+        "labs/01-capacity-estimation-lab.ipynb",
+        "capacity estimation with an explorer; latency numbers, published and measured",
+    ),
+]
+
+# Systems from the design notes that later issues add, in the order the course takes them.
+PLANNED = [
+    "Scaling building blocks: load balancing, caching and CDN, sharding, replication",
+    "Rate limiter",
+    "News feed",
+    "Chat system",
+    "Notification system",
+    "Video sharing platform",
+    "Recommendation pipeline",
+    "Graph data: dependencies, workflows, social graph",
+]
+
+
+def _link(path: str, base: str) -> str:
+    label = path.rsplit("/", 1)[-1].removesuffix(".ipynb")
+    return f"[{label}]({base}{path})"
+
+
+def course_map(base: str = "") -> str:
+    """The course map as a Markdown table; ``base`` prefixes links (``"../"`` from a notebook)."""
+    rows = ["| System | Notebooks | Lab | What you do |", "|---|---|---|---|"]
+    for system in COURSE:
+        notebooks = "<br>".join(_link(path, base) for path in system.notebooks)
+        lab = _link(system.lab, base) if system.lab else "—"
+        rows.append(f"| {system.name} | {notebooks} | {lab} | {system.what} |")
+    for name in PLANNED:
+        rows.append(f"| {name} | *coming* | *coming* | |")
+    return "\n".join(rows) + "\n"
+
+
+class _Markdown:
+    def __init__(self, text: str):
+        self.text = text
+
+    def _repr_markdown_(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def show_course_map(base: str = "../") -> _Markdown:
+    """The course map, rendered as Markdown in a notebook (links relative to ``notebooks/``)."""
+    return _Markdown(course_map(base))
