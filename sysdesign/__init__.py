@@ -3,9 +3,11 @@
 Every mini implementation the notebooks discuss lives in this package, one
 subpackage per system, so that what a learner reads is what the tests test.
 
-Notebooks start with the same one-line setup cell::
+Notebooks start with the same setup cell::
 
-    import sysdesign as sd; sd.setup()
+    import sysdesign as sd
+
+    sd.setup()
 """
 
 from sysdesign.notebook import setup, show_source

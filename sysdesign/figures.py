@@ -1,7 +1,8 @@
 """The course's plotly look: one small template, so saved notebooks stay short.
 
 Plotly's built-in templates are about 7 KB of JSON that every figure carries into the
-saved notebook; this one is a few hundred bytes and reads well in light mode.
+saved notebook; this one is a few hundred bytes and reads well in light mode. Importing
+this module makes it plotly's default template.
 """
 
 from __future__ import annotations
@@ -28,9 +29,15 @@ pio.templates[TEMPLATE_NAME] = go.layout.Template(
 )
 
 
-def new_figure(title: str | None = None, *, height: int = 380, **layout) -> go.Figure:
-    """An empty figure in the course's template."""
-    fig = go.Figure()
+# The course's template is plotly's default from the moment the package draws anything:
+# naming a template on every figure costs about 10 ms a figure, a default costs nothing.
+pio.templates.default = TEMPLATE_NAME
+
+
+def new_figure(
+    title: str | None = None, *, height: int = 380, data: list | None = None, **layout
+) -> go.Figure:
+    """A figure in the course's template, built in one constructor call (fast: calling
+    ``update_layout`` afterwards costs several milliseconds more per figure)."""
     layout.setdefault("margin", dict(l=60, r=20, t=50 if title else 20, b=50))
-    fig.update_layout(template=TEMPLATE_NAME, title=title, height=height, **layout)
-    return fig
+    return go.Figure(data=data, layout=dict(title=title, height=height, **layout))

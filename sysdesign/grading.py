@@ -63,7 +63,8 @@ class CheckFailed(AssertionError):
         if self.returned is not _MISSING:
             lines.append(f"  returned: {_short(self.returned)}")
         if self.expected is not _MISSING:
-            lines.append(f"  expected: {self.expected if isinstance(self.expected, str) else _short(self.expected)}")
+            shown = self.expected if isinstance(self.expected, str) else _short(self.expected)
+            lines.append(f"  expected: {shown}")
         hint = self.hint or default_hint
         if hint:
             lines.append(f"  hint:     {hint}")
@@ -106,14 +107,14 @@ def call(func: Any, *args: Any, hint: str | None = None, **kwargs: Any) -> Any:
     except (CheckTimeout, KeyboardInterrupt):
         raise
     except BaseException as exc:  # a learner's SystemExit is feedback too
-        raise CheckFailed(
-            f"raised {type(exc).__name__}: {exc}", call=shown, hint=hint
-        ) from None
+        raise CheckFailed(f"raised {type(exc).__name__}: {exc}", call=shown, hint=hint) from None
 
 
 def expect_equal(returned: Any, expected: Any, *, call: str | None = None, hint: str | None = None):
     if returned != expected or (isinstance(returned, bool) and not isinstance(expected, bool)):
-        raise CheckFailed("wrong result", call=call, returned=returned, expected=expected, hint=hint)
+        raise CheckFailed(
+            "wrong result", call=call, returned=returned, expected=expected, hint=hint
+        )
 
 
 def expect_close(
@@ -272,7 +273,9 @@ class Lab:
         check = self.checks.get(name)
         if check is None:
             known = ", ".join(self.checks)
-            return CheckResult(self.id, name, False, f"no check named {name!r}; this lab has: {known}", 0)
+            return CheckResult(
+                self.id, name, False, f"no check named {name!r}; this lab has: {known}", 0
+            )
         if len(objects) != len(check.needs):
             wanted = ", ".join(check.needs)
             return CheckResult(
@@ -298,7 +301,9 @@ class Lab:
         except BaseException as exc:  # a bug in the check itself must not stop the notebook
             message = f"the check could not run: {type(exc).__name__}: {exc}"
             return CheckResult(self.id, name, False, message, check.points)
-        return CheckResult(self.id, name, True, detail if isinstance(detail, str) else "", check.points)
+        return CheckResult(
+            self.id, name, True, detail if isinstance(detail, str) else "", check.points
+        )
 
     def check(self, name: str, *objects: Any) -> None:
         """Run one check and show its feedback under the cell."""

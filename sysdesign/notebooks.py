@@ -51,6 +51,13 @@ def execute(path: Path, *, timeout: int = 600) -> nbformat.NotebookNode:
     return nb
 
 
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sysdesign.notebooks", description=__doc__)
     parser.add_argument("paths", nargs="*", type=Path, help="notebooks (default: all)")
@@ -59,18 +66,18 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     for path in paths:
         if path.suffix != ".ipynb" or not path.is_file():
-            print(f"✘ {path}: not a notebook file", file=sys.stderr)
+            print(f"✘ {_shown(path)}: not a notebook file", file=sys.stderr)
             failed.append(path)
             continue
         start = time.perf_counter()
         try:
             nb = execute(path)
         except CellExecutionError as exc:
-            print(f"✘ {path}: a cell failed, file left as it was\n{exc}", file=sys.stderr)
+            print(f"✘ {_shown(path)}: a cell failed, file left as it was\n{exc}", file=sys.stderr)
             failed.append(path)
             continue
         nbformat.write(nb, path)
-        print(f"✔ {path} ({time.perf_counter() - start:.1f} s)")
+        print(f"✔ {_shown(path)} ({time.perf_counter() - start:.1f} s)")
     return 1 if failed else 0
 
 

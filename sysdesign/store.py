@@ -68,7 +68,9 @@ def connect(url: str | None = None, *, decode_responses: bool = True) -> redis.R
         import fakeredis
 
         return fakeredis.FakeRedis(server=_embedded(), decode_responses=decode_responses)
-    source = "the url passed to connect()" if url != os.environ.get(REDIS_URL_ENV) else REDIS_URL_ENV
+    source = (
+        "the url passed to connect()" if url != os.environ.get(REDIS_URL_ENV) else REDIS_URL_ENV
+    )
     try:
         client = redis.Redis.from_url(
             url, decode_responses=decode_responses, socket_connect_timeout=2, socket_timeout=5

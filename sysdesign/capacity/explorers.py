@@ -24,20 +24,20 @@ TILES = [
 
 def capacity_figure(estimate: Estimate) -> go.Figure:
     """A 3 x 3 grid of numbers: traffic, storage and bandwidth, cache and servers."""
-    fig = new_figure(height=330, margin=dict(l=10, r=10, t=10, b=10))
+    tiles = []
     for i, (field, title, unit) in enumerate(TILES):
         row, col = divmod(i, 3)
-        value = getattr(estimate, field)
-        fig.add_trace(
-            go.Indicator(
+        tiles.append(
+            dict(
+                type="indicator",
                 mode="number",
-                value=value,
+                value=getattr(estimate, field),
                 number=dict(valueformat=",d" if field == "servers" else ".3~s", suffix=f" {unit}"),
                 title=dict(text=title, font=dict(size=13)),
                 domain=dict(x=[col / 3, (col + 1) / 3], y=[1 - (row + 1) / 3, 1 - row / 3]),
             )
         )
-    return fig
+    return new_figure(data=tiles, height=330, margin=dict(l=10, r=10, t=10, b=10))
 
 
 def describe_estimate(estimate: Estimate) -> str:
