@@ -13,7 +13,9 @@ How a solution notebook becomes a lab:
   top-level function's decorators, signature and docstring with the body replaced by
   ``# YOUR CODE HERE`` and ``raise NotImplementedError("<name>")``. Every other
   top-level statement of the cell is dropped. A cell without a function becomes
-  ``# YOUR CODE HERE`` / ``raise NotImplementedError()`` (after its imports).
+  ``# YOUR CODE HERE`` / ``raise NotImplementedError()`` (after its imports). Imports
+  that only the removed bodies used get ``# noqa: F401``, so that ``ruff check --fix``
+  on labs/ keeps them (and labs/ in sync).
 - In any code cell, the lines from ``# BEGIN SOLUTION`` to ``# END SOLUTION`` (markers
   included, any indentation) become ``# YOUR CODE HERE`` and ``raise NotImplementedError()``
   at the indentation of the ``BEGIN`` marker. An unmatched marker is an error.
@@ -168,6 +170,20 @@ def _stub_function(
     return "\n".join(parts)
 
 
+def _import_source(source: str, node: ast.Import | ast.ImportFrom, used: set[str]) -> str:
+    """The import statement's source, with ``# noqa: F401`` on the lines of names the stub
+    no longer uses (the learner will; meanwhile ``ruff check --fix`` must not delete them)."""
+    lines = ast.get_source_segment(source, node).split("\n")
+    if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+        return "\n".join(lines)
+    for alias in node.names:
+        bound = alias.asname or alias.name.split(".")[0]
+        index = getattr(alias, "lineno", node.lineno) - node.lineno
+        if alias.name != "*" and bound not in used and "noqa" not in lines[index]:
+            lines[index] += "  # noqa: F401"
+    return "\n".join(lines)
+
+
 def stub_cell_source(source: str, where: str = "cell") -> str:
     """The stub for a ``solution`` code cell: imports, then each function without its body."""
     try:
@@ -180,17 +196,22 @@ def stub_cell_source(source: str, where: str = "cell") -> str:
     lines = source.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
-    imports = [
-        ast.get_source_segment(source, node)
-        for node in tree.body
-        if isinstance(node, ast.Import | ast.ImportFrom)
-    ]
     functions = [
         _stub_function(source, lines, node)
         for node in tree.body
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
     ]
-    blocks = ["\n".join(imports)] if imports else []
+    used = {n.id for n in ast.walk(ast.parse("\n\n".join(functions))) if isinstance(n, ast.Name)}
+    imports = ""
+    previous = None
+    for node in tree.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            # One blank line where the solution had any, so import groups stay sorted.
+            if previous is not None:
+                imports += "\n\n" if node.lineno - previous.end_lineno > 1 else "\n"
+            imports += _import_source(source, node, used)
+            previous = node
+    blocks = [imports] if imports else []
     blocks += functions or [f"{YOUR_CODE}\nraise NotImplementedError()"]
     return "\n\n\n".join(blocks)
 
