@@ -84,8 +84,10 @@ def _one_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _read_lab_id(nb: Any) -> str | None:
-    meta = nb.get("metadata", {}).get("sysdesign")
+def _read_lab_id(nb: dict[str, Any]) -> str | None:
+    """``metadata["sysdesign"]["lab"]``, or None when any part of it is missing."""
+    metadata = nb.get("metadata")
+    meta = metadata.get("sysdesign") if isinstance(metadata, dict) else None
     lab = meta.get("lab") if isinstance(meta, dict) else None
     return lab if isinstance(lab, str) and lab else None
 
@@ -157,7 +159,7 @@ def grade_notebook(
     if cell_timeout is None:
         cell_timeout = max(1.0, timeout / 4)
     outcome = _run_worker(source, lab_id, timeout, cell_timeout, memory_mb)
-    result["error"] = outcome.get("error")
+    result["error"] = _one_line(outcome["error"], 500) if outcome.get("error") else None
     result["cell_errors"] = list(outcome.get("cell_errors") or [])
     if outcome.get("results") is not None:
         result["checks"] = [
@@ -211,8 +213,10 @@ def grade(
 def _worker_env(workdir: Path) -> dict[str, str]:
     """The worker's (and so the kernel's) environment.
 
-    - ``JUPYTER_RUNTIME_DIR`` in the temp dir puts the kernel's connection file there, so
-      the kernel's command line names the temp dir and cleanup can find it;
+    - ``JUPYTER_RUNTIME_DIR`` in the temp dir keeps Jupyter's runtime files out of the
+      teacher's, and marks the environment of the kernel and of every process it starts
+      with the temp dir, which is how cleanup finds them (the worker also puts the
+      kernel's connection file there, so it is on the kernel's command line);
     - ``IPYTHONDIR`` there too: the teacher's IPython startup files must not run in
       submissions, and nothing is written to their home;
     - ``MALLOC_ARENA_MAX=2``: glibc reserves 64 MB of address space per thread arena and
@@ -489,8 +493,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # `kill` (SIGTERM) stops the running submissions too, as Ctrl-C does.
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _main(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args: argparse.Namespace) -> int:
     if args.lab is not None:
         from sysdesign.grading import load_labs
 

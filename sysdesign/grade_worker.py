@@ -22,7 +22,8 @@ The worker writes ``kernel.pid`` (the kernel's process id, which is also its pro
 group: jupyter_client starts kernels in a new session) and ``progress`` (what is running
 now) next to RESULT.json, so that the parent can say what was running when the overall
 time limit ran out and kill the kernel too. The parent enforces that overall limit; the
-worker itself never waits for longer than a cell's time limit plus one retry.
+worker itself waits for a cell at most its time limit plus a few seconds' grace for the
+interrupt to take effect, after which it gives up on the kernel.
 
 RESULT.json holds ``{"results": [CheckResult.to_dict(), ...] or null, "error": str or
 null, "cell_errors": [str, ...]}``.
@@ -31,12 +32,15 @@ null, "cell_errors": [str, ...]}``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import os
 import secrets
+import shutil
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -67,7 +71,8 @@ _sysdesign_grade_(globals())
 
 
 class _Stuck(Exception):
-    """A cell ran past its time limit twice: interrupting the kernel did not stop it."""
+    """A cell ran past its time limit and an interrupt did not stop it within the grace
+    period (it ignores SIGINT, or is stuck in C code): the kernel has to be killed."""
 
 
 def cell_label(index: int, cell: Any) -> str:
@@ -91,6 +96,8 @@ class _GradingClient(NotebookClient):
         self.check_index: int | None = None
         self.current: int | None = None
         self.timed_out: dict[int, float] = {}
+        self.idle: set[int] = set()
+        self.grace = 5.0
         self.errors: dict[int, tuple[str, str]] = {}
         self.check_stdout: list[str] = []
         self._kept = 0
@@ -101,17 +108,26 @@ class _GradingClient(NotebookClient):
         self.errors[cell_index] = (str(content.get("ename", "")), str(content.get("evalue", "")))
 
     async def _async_handle_timeout(self, timeout: int, cell: Any = None) -> None:
+        """A cell ran past its limit: interrupt the kernel, give it ``grace`` seconds to
+        stop (a KeyboardInterrupt normally takes milliseconds), else give up on it."""
         index = self.current
-        if index in self.timed_out:
+        if index in self.timed_out:  # interrupted, went idle, yet no reply: give up
             raise _Stuck(index)
         self.timed_out[index] = timeout
-        # Interrupt and keep waiting (for one more time limit) for the KeyboardInterrupt.
-        return await super()._async_handle_timeout(timeout, cell)
+        await super()._async_handle_timeout(timeout, cell)  # interrupts the kernel
+        waited = 0.0
+        while index not in self.idle:
+            if waited >= self.grace:
+                raise _Stuck(index)
+            await asyncio.sleep(0.05)
+            waited += 0.05
+        return None  # nbclient then reads the reply to the interrupted cell
 
     def process_message(self, msg: dict[str, Any], cell: Any, cell_index: int) -> None:
         content = msg.get("content", {})
         msg_type = msg.get("msg_type")
         if msg_type == "status" and content.get("execution_state") == "idle":
+            self.idle.add(cell_index)
             raise CellExecutionComplete()
         if (
             cell_index == self.check_index
@@ -158,6 +174,28 @@ def _death_reason(client: _GradingClient, cpu_seconds: int, memory_mb: int) -> s
     return f"killed by {name}"
 
 
+def _start_watchdog(client: _GradingClient, *, parent: int, deadline: float, workdir: Path) -> None:
+    """If the grader that started us dies (killed, no chance to clean up) or we run far
+    past the time limit, kill the kernel's process group and exit: a worker must never
+    outlive its grader, and nor must a looping kernel. An orphan also removes its work
+    dir, which nobody else will."""
+
+    def watch() -> None:
+        while os.getppid() == parent and time.monotonic() < deadline:
+            time.sleep(0.5)
+        process = getattr(getattr(client.km, "provisioner", None), "process", None)
+        if process is not None and process.poll() is None:  # not reaped: pid still ours
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if os.getppid() != parent:
+            shutil.rmtree(workdir, ignore_errors=True)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="watchdog", daemon=True).start()
+
+
 def _write(path: Path, text: str) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
@@ -194,6 +232,7 @@ def run(
         startup_timeout=max(10, int(timeout)),
     )
     client.check_index = check_index
+    client.grace = min(5.0, max(1.0, cell_timeout / 2))
     progress = workdir / "progress"
     problems: list[str] = []
     outcome: dict[str, Any] = {"results": None, "error": None, "cell_errors": []}
@@ -215,16 +254,22 @@ def run(
         outcome["error"] = "; ".join(problems) or None
         return outcome
 
+    _start_watchdog(client, parent=os.getppid(), deadline=started + timeout + 30, workdir=workdir)
     try:
         client.km = client.create_kernel_manager()
+        # In the work dir, not in $TMPDIR: it is removed with it, even if the kernel is
+        # killed, and the kernel's command line names the work dir (cleanup finds it).
+        client.km.connection_file = str(workdir / "kernel.json")
         client.start_new_kernel(preexec_fn=lambda: _limit_resources(memory_mb, cpu_seconds))
         _write(workdir / "kernel.pid", str(client.km.provisioner.pid))
         client.start_new_kernel_client()
     except Exception as exc:  # the kernel died at start or never answered
-        return finish(
-            f"the kernel could not start ({type(exc).__name__}: {exc}); is the memory limit "
-            f"of {memory_mb} MB too small? An IPython kernel needs about 300 MB"
+        hint = (
+            f"; is the memory limit of {memory_mb} MB too small? A kernel needs about 300 MB"
+            if memory_mb < 1024
+            else ""
         )
+        return finish(f"the kernel could not start ({type(exc).__name__}: {exc}){hint}")
 
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
@@ -271,8 +316,10 @@ def run(
         return finish(f"the checks did not finish within {check_timeout:g} s")
     if check_index in client.errors:
         ename, evalue = client.errors[check_index]
-        hint = f" (the memory limit is {memory_mb} MB)" if ename == "MemoryError" else ""
-        return finish(f"the checks could not run: {ename}: {evalue}{hint}".rstrip(": "))
+        text = f"the checks could not run: {ename}" + (f": {evalue}" if evalue else "")
+        if ename == "MemoryError":
+            text += f" (the memory limit is {memory_mb} MB)"
+        return finish(text)
     return finish("the checks printed no result")
 
 
