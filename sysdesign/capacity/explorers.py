@@ -32,7 +32,11 @@ def capacity_figure(estimate: Estimate) -> go.Figure:
                 type="indicator",
                 mode="number",
                 value=getattr(estimate, field),
-                number=dict(valueformat=",d" if field == "servers" else ".3~s", suffix=f" {unit}"),
+                number=dict(
+                    valueformat=",d" if field == "servers" else ".3~s",
+                    suffix=unit,
+                    font=dict(size=34),  # plotly's default (80 px) collides in a 3 x 3 grid
+                ),
                 title=dict(text=title, font=dict(size=13)),
                 domain=dict(x=[col / 3, (col + 1) / 3], y=[1 - (row + 1) / 3, 1 - row / 3]),
             )
