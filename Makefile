@@ -36,6 +36,7 @@ $(JUPYTER_CONFIG_DIR)/labconfig/page_config.json:
 	echo '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}' > $@
 
 lab: $(VENV)/.installed $(JUPYTER_CONFIG_DIR)/labconfig/page_config.json
+	mkdir -p $(JUPYTER_DATA_DIR) $(JUPYTER_RUNTIME_DIR) $(IPYTHONDIR)
 	$(BIN)/jupyter lab $(ROOT_FLAG) --ServerApp.root_dir=$(CURDIR) \
 		--LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
 		notebooks/00-start-here.ipynb
@@ -45,6 +46,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check $(SOURCES)
 
 test: lint
+	mkdir -p $(JUPYTER_CONFIG_DIR) $(JUPYTER_DATA_DIR) $(JUPYTER_RUNTIME_DIR) $(IPYTHONDIR)
 	$(BIN)/pytest tests notebooks solutions \
 		--nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
 
