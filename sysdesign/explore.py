@@ -62,6 +62,7 @@ class Slider:
             raw = [10 ** (lo + (hi - lo) * i / (points - 1)) for i in range(points)]
         else:
             raw = [self.min + (self.max - self.min) * i / (points - 1) for i in range(points)]
+        raw = [min(max(v, self.min), self.max) for v in raw]  # 10**log10(200) != 200
         if self.integer:
             raw = [round(v) for v in raw]
         return sorted(set(raw) | {self.default})

@@ -63,6 +63,11 @@ def test_grid_moves_one_control_at_a_time(demo):
     assert {p["kind"] for p in grid} == {"lines", "markers"}
 
 
+def test_log_slider_grid_stays_inside_its_range():
+    values = Slider(10, 1, 200, log=True).values(7)
+    assert values[0] == 1 and values[-1] == 200  # 10 ** log10(200) is 200.00000000000003
+
+
 def test_widget_updates_the_same_figure_in_place(demo):
     panel = demo.widget(n=5)
     figure = panel.figure
