@@ -129,3 +129,89 @@ def test_slow_explorer_is_reported_and_fails():
     assert exit_code([fast], []) == 0
     assert exit_code([fast, slow], []) == 1
     assert exit_code([fast, broken], []) == 1
+
+
+# --- the rate limiter benchmark: the course's Redis limiters against limits' -----------
+
+
+def test_exact_boundary_ties_are_found():
+    from benchmarks.ratelimit import exact_boundary_ties
+
+    trace = [(0.0, "a"), (0.5, "b"), (1.0, "a"), (1.2, "b"), (2.5, "a")]
+    assert exact_boundary_ties(trace, 1.0) == 1  # a at 1.0, one window after a at 0.0
+    assert exact_boundary_ties(trace, 0.7) == 1  # b at 1.2, 0.7 after b at 0.5
+    assert exact_boundary_ties(trace, 0.3) == 0
+
+
+@pytest.mark.redis_server
+def test_ratelimit_benchmark_on_a_small_trace(redis_server):
+    """One round trip per decision for the course's limiters (counted by the connections,
+    and Redis saw exactly one EVALSHA per decision); and on a trace where no request
+    comes exactly one window after another of its key, the course's sliding log admits
+    exactly what limits' moving window admits, on the same server and the same clock."""
+    from benchmarks.ratelimit import benchmark_on_server, benchmark_trace, exact_boundary_ties
+
+    trace = benchmark_trace(1000)
+    assert exact_boundary_ties(trace, 1.0) == 0
+    results = {r.name: r for r in benchmark_on_server(redis_server, trace, rounds=1)}
+    assert list(results) == [
+        "course RedisSlidingWindowLog",
+        "limits MovingWindowRateLimiter",
+        "limits MovingWindowRateLimiter + stats",
+        "course RedisSlidingWindowCounter",
+        "limits SlidingWindowCounter",
+        "limits SlidingWindowCounter + stats",
+    ]
+    for name in ("course RedisSlidingWindowLog", "course RedisSlidingWindowCounter"):
+        course = results[name]
+        assert course.round_trips_per_decision == 1.0, name
+        assert course.commands["evalsha"] == course.decisions == len(trace)
+        assert course.commands_per_decision > 2  # the commands inside the script
+        assert course.ratio_vs_limits > 0 and course.compared_with in results
+    for name in ("limits MovingWindowRateLimiter", "limits SlidingWindowCounter"):
+        assert results[name].round_trips_per_decision == 1.0 and results[name].ratio_vs_limits == 1
+        assert results[name + " + stats"].round_trips_per_decision == 2.0  # hit, then stats
+    log, moving = results["course RedisSlidingWindowLog"], results["limits MovingWindowRateLimiter"]
+    assert log.admitted == moving.admitted == results[moving.name + " + stats"].admitted
+    assert 0.3 < log.admitted / log.decisions < 0.95  # the trace does hit the limit
+    entry = log.to_json()
+    assert {"decisions_per_s", "commands_per_decision", "ratio_vs_limits"} <= set(entry)
+    assert entry["round_trips_per_decision"] == 1.0
+
+
+@pytest.mark.redis_server
+def test_ratelimit_only_json(redis_binary, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = main(["--ratelimit-only", "--ratelimit-requests", "300", "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "course RedisSlidingWindowLog" in printed and "vs limits" in printed
+    report = json.loads(out.read_text())
+    assert report["explorers"] == {} and report["notebooks"] == {} and report["ok"] is True
+    assert len(report["ratelimit"]) == 6
+    for entry in report["ratelimit"].values():
+        assert entry["decisions_per_s"] > 0 and entry["commands_per_decision"] >= 1
+        assert entry["ratio_vs_limits"] > 0
+
+
+def test_ratelimit_without_redis_server_is_skipped_not_failed(monkeypatch, tmp_path, capsys):
+    import benchmarks.ratelimit
+
+    monkeypatch.setattr(benchmarks.ratelimit, "redis_server_path", lambda: None)
+    out = tmp_path / "bench.json"
+    assert main(["--ratelimit-only", "--json", str(out)]) == 0
+    assert "skipped: redis-server not installed" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["ratelimit"] == {} and report["ok"] is True
+    assert report["skipped"] == {"ratelimit": "skipped: redis-server not installed"}
+
+
+def test_filter_leaves_out_the_ratelimit_benchmark_unless_it_matches(monkeypatch, tmp_path):
+    import benchmarks.cli
+
+    def not_expected(**_kwargs):
+        raise AssertionError("the rate limiter benchmark ran")
+
+    monkeypatch.setattr(benchmarks.cli, "run_ratelimit", not_expected)
+    assert main(["--filter", "capacity"], root=tmp_path) == 0  # the capacity explorer only
+    assert main(["--notebooks-only", "--filter", "ratelimit"], root=tmp_path) == 2
