@@ -33,12 +33,23 @@ COURSE = [
         "labs/01-capacity-estimation-lab.ipynb",
         "capacity estimation with an explorer; latency numbers, published and measured",
     ),
+    System(
+        "Rate limiter",
+        (
+            "notebooks/02-rate-limiter/01-algorithms.ipynb",
+            "notebooks/02-rate-limiter/02-trade-offs.ipynb",
+            "notebooks/02-rate-limiter/03-distributed.ipynb",
+            "notebooks/02-rate-limiter/04-in-front-of-an-api.ipynb",
+        ),
+        "labs/02-rate-limiter-lab.ipynb",
+        "five algorithms on one trace; accuracy and memory measured; the race on Redis and "
+        "its fixes; a 3-node cluster; 429s in front of an HTTP API",
+    ),
 ]
 
 # Systems from the design notes that later issues add, in the order the course takes them.
 PLANNED = [
     "Scaling building blocks: load balancing, caching and CDN, sharding, replication",
-    "Rate limiter",
     "News feed",
     "Chat system",
     "Notification system",
