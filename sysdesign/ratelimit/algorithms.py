@@ -9,8 +9,9 @@ be (``retry_after``). A rejected request never uses up any capacity.
 - :class:`TokenBucket`: a bucket of ``capacity`` tokens refilled at ``refill_rate`` per
   second; a request takes one token. Bursts up to ``capacity``, then ``refill_rate``.
 - :class:`LeakingBucket`: a queue of at most ``capacity`` requests that drains at
-  ``leak_rate`` per second. It admits exactly what the token bucket admits; what it adds
-  is *when* each request leaves the queue (``Decision.departs_at``): evenly spaced.
+  ``leak_rate`` per second. It admits what the token bucket admits (but for a rounding
+  tie, see the class); what it adds is *when* each request leaves the queue
+  (``Decision.departs_at``): evenly spaced.
 - :class:`FixedWindow`: at most ``limit`` requests per window ``[k*window, (k+1)*window)``.
   Cheap, but up to ``2*limit`` requests pass in a span of one window across a boundary.
 - :class:`SlidingWindowLog`: at most ``limit`` requests in any ``window`` seconds: exact,
@@ -208,8 +209,11 @@ class LeakingBucket(_PerKeyLimiter):
     ``departs_at = max(now, previous departure) + 1 / leak_rate``. It occupies the queue
     until then. A request that finds the queue full is rejected.
 
-    It admits exactly the requests a token bucket of the same capacity and rate admits
-    (the leaky bucket "as a meter"); the difference is the output, evenly spaced.
+    It admits the requests a token bucket of the same capacity and rate admits (the leaky
+    bucket "as a meter"); the difference is the output, evenly spaced. The one exception
+    is a floating-point tie: a request arriving at the very instant a slot frees (evenly
+    spaced times can do that) may round one way here and the other way in the token
+    bucket, so the two can differ by one request at such an instant.
     State per key: the departure times of the requests still queued.
     """
 
