@@ -337,11 +337,12 @@ class Lab:
 
 
 def load_labs() -> dict[str, Lab]:
-    """Import every ``sysdesign.*.lab`` module so that every lab is registered."""
+    """Import every ``sysdesign.*.lab`` and ``sysdesign.*.*_lab`` module, registering every lab."""
     import sysdesign
 
     for info in pkgutil.walk_packages(sysdesign.__path__, "sysdesign."):
-        if info.name.rsplit(".", 1)[-1] == "lab":
+        leaf = info.name.rsplit(".", 1)[-1]
+        if leaf == "lab" or leaf.endswith("_lab"):  # sysdesign.x.lab, sysdesign.x.sharding_lab
             importlib.import_module(info.name)
     return LABS
 
