@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class System:
-    """One system of the course: its notebooks (paths from the repository root) and lab."""
+    """One system of the course: its notebooks and labs (paths from the repository root)."""
 
     name: str
     notebooks: tuple[str, ...]
-    lab: str | None
+    labs: tuple[str, ...]
     what: str
 
 
@@ -24,14 +24,29 @@ COURSE = [
     System(
         "How to use the course",
         ("notebooks/00-start-here.ipynb",),
-        None,
+        (),
         "notebooks, labs and checks; the three-step design framework as a worksheet",
     ),
     System(
-        "Foundations",
+        "Foundations: estimation",
         ("notebooks/01-foundations/01-back-of-the-envelope.ipynb",),
-        "labs/01-capacity-estimation-lab.ipynb",
+        ("labs/01-capacity-estimation-lab.ipynb",),
         "capacity estimation with an explorer; latency numbers, published and measured",
+    ),
+    System(
+        "Foundations: scaling building blocks",
+        (
+            "notebooks/01-foundations/02-load-balancing.ipynb",
+            "notebooks/01-foundations/03-caching-and-cdn.ipynb",
+            "notebooks/01-foundations/04-sharding.ipynb",
+            "notebooks/01-foundations/05-replication.ipynb",
+        ),
+        (
+            "labs/03-lru-ttl-cache-lab.ipynb",
+            "labs/04-consistent-hash-ring-lab.ipynb",
+        ),
+        "load-balancing policies, caches, sharding schemes and replication simulated and "
+        "plotted against queueing, Che, 1/(n+1) and quorum theory",
     ),
     System(
         "Rate limiter",
@@ -41,7 +56,7 @@ COURSE = [
             "notebooks/02-rate-limiter/03-distributed.ipynb",
             "notebooks/02-rate-limiter/04-in-front-of-an-api.ipynb",
         ),
-        "labs/02-rate-limiter-lab.ipynb",
+        ("labs/02-rate-limiter-lab.ipynb",),
         "five algorithms on one trace; accuracy and memory measured; the race on Redis and "
         "its fixes; a 3-node cluster; 429s in front of an HTTP API",
     ),
@@ -49,7 +64,6 @@ COURSE = [
 
 # Systems from the design notes that later issues add, in the order the course takes them.
 PLANNED = [
-    "Scaling building blocks: load balancing, caching and CDN, sharding, replication",
     "News feed",
     "Chat system",
     "Notification system",
@@ -66,11 +80,11 @@ def _link(path: str, base: str) -> str:
 
 def course_map(base: str = "") -> str:
     """The course map as a Markdown table; ``base`` prefixes links (``"../"`` from a notebook)."""
-    rows = ["| System | Notebooks | Lab | What you do |", "|---|---|---|---|"]
+    rows = ["| System | Notebooks | Labs | What you do |", "|---|---|---|---|"]
     for system in COURSE:
         notebooks = "<br>".join(_link(path, base) for path in system.notebooks)
-        lab = _link(system.lab, base) if system.lab else "—"
-        rows.append(f"| {system.name} | {notebooks} | {lab} | {system.what} |")
+        labs = "<br>".join(_link(path, base) for path in system.labs) or "—"
+        rows.append(f"| {system.name} | {notebooks} | {labs} | {system.what} |")
     for name in PLANNED:
         rows.append(f"| {name} | *coming* | *coming* | |")
     return "\n".join(rows) + "\n"

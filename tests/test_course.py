@@ -12,16 +12,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_every_file_on_the_map_exists():
     for system in COURSE:
-        for path in (*system.notebooks, *([system.lab] if system.lab else [])):
+        for path in (*system.notebooks, *system.labs):
             assert (ROOT / path).is_file(), f"{system.name}: {path} is on the map but missing"
-        if system.lab:
-            solution = ROOT / "solutions" / Path(system.lab).name
-            assert solution.is_file(), f"{system.lab} has no solution {solution}"
+        for lab in system.labs:
+            solution = ROOT / "solutions" / Path(lab).name
+            assert solution.is_file(), f"{lab} has no solution {solution}"
 
 
 def test_every_notebook_and_lab_is_on_the_map():
     listed = {path for system in COURSE for path in system.notebooks}
-    listed |= {system.lab for system in COURSE if system.lab}
+    listed |= {lab for system in COURSE for lab in system.labs}
     present = {
         str(path.relative_to(ROOT))
         for folder in ("notebooks", "labs")
