@@ -315,47 +315,35 @@ class RedisLeakingBucket(_RedisLimiter):
         return [self.capacity, self.leak_rate]
 
 
-class RedisFixedWindow(_RedisLimiter):
+class _RedisWindowLimiter(_RedisLimiter):
+    """The window limiters' shared arguments: at most ``limit`` requests per ``window``."""
+
+    def __init__(self, client, *, limit: int, window: float, prefix="ratelimit", expiry_grace=1.0):
+        self.limit = _whole_number("limit", limit)
+        self.window = _positive_number("window", window)
+        super().__init__(client, prefix=prefix, expiry_grace=expiry_grace)
+
+    def _params(self):
+        return [self.limit, self.window]
+
+
+class RedisFixedWindow(_RedisWindowLimiter):
     """:class:`~sysdesign.ratelimit.algorithms.FixedWindow` in Redis: a hash ``window, count``."""
 
     algorithm = "fixed_window"
     lua = FIXED_WINDOW_LUA
 
-    def __init__(self, client, *, limit: int, window: float, prefix="ratelimit", expiry_grace=1.0):
-        self.limit = _whole_number("limit", limit)
-        self.window = _positive_number("window", window)
-        super().__init__(client, prefix=prefix, expiry_grace=expiry_grace)
 
-    def _params(self):
-        return [self.limit, self.window]
-
-
-class RedisSlidingWindowLog(_RedisLimiter):
+class RedisSlidingWindowLog(_RedisWindowLimiter):
     """:class:`~sysdesign.ratelimit.algorithms.SlidingWindowLog` in Redis: a sorted set."""
 
     algorithm = "sliding_window_log"
     lua = SLIDING_WINDOW_LOG_LUA
 
-    def __init__(self, client, *, limit: int, window: float, prefix="ratelimit", expiry_grace=1.0):
-        self.limit = _whole_number("limit", limit)
-        self.window = _positive_number("window", window)
-        super().__init__(client, prefix=prefix, expiry_grace=expiry_grace)
 
-    def _params(self):
-        return [self.limit, self.window]
-
-
-class RedisSlidingWindowCounter(_RedisLimiter):
+class RedisSlidingWindowCounter(_RedisWindowLimiter):
     """:class:`~sysdesign.ratelimit.algorithms.SlidingWindowCounter` in Redis: a hash
     ``window, previous, current``."""
 
     algorithm = "sliding_window_counter"
     lua = SLIDING_WINDOW_COUNTER_LUA
-
-    def __init__(self, client, *, limit: int, window: float, prefix="ratelimit", expiry_grace=1.0):
-        self.limit = _whole_number("limit", limit)
-        self.window = _positive_number("window", window)
-        super().__init__(client, prefix=prefix, expiry_grace=expiry_grace)
-
-    def _params(self):
-        return [self.limit, self.window]
