@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from sysdesign.arguments import non_negative
+
 SECONDS_PER_DAY = 86_400
 
 
@@ -19,10 +21,7 @@ def _positive(name: str, value: float) -> float:
     return value
 
 
-def _non_negative(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ValueError(f"{name} must be a number of at least 0, got {value!r}")
-    return value
+_non_negative = non_negative
 
 
 def average_qps(daily_active_users: float, requests_per_user: float) -> float:

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 
 import simpy
 
+from sysdesign.arguments import positive_number, whole_number
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -62,21 +64,8 @@ class Decision:
 # --- checking parameters -------------------------------------------------------------
 
 
-def _whole_number(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
-    return value
-
-
-def _positive_number(name: str, value: float) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{name} must be a finite number greater than 0, got {value!r}")
-    return value
+_whole_number = whole_number
+_positive_number = positive_number
 
 
 def _check_key(key: str) -> str:

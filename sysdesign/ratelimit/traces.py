@@ -15,15 +15,12 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 
-from sysdesign.ratelimit.algorithms import Decision, _positive_number, _whole_number
+from sysdesign.arguments import non_negative as _non_negative
+from sysdesign.arguments import positive_number as _positive_number
+from sysdesign.arguments import whole_number as _whole_number
+from sysdesign.ratelimit.algorithms import Decision
 
 Trace = list[tuple[float, str]]
-
-
-def _non_negative(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ValueError(f"{name} must be a number of at least 0, got {value!r}")
-    return value
 
 
 def poisson_times(rate: float, duration: float, *, seed: int, start: float = 0.0) -> list[float]:

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
+from sysdesign.arguments import positive_number
+
 ROUTINGS = ("leader", "random", "sticky")
 
 
@@ -37,14 +39,7 @@ ROUTINGS = ("leader", "random", "sticky")
 
 
 def _positive(name: str, value: float) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{name} must be a finite number greater than 0, got {value!r}")
-    return float(value)
+    return float(positive_number(name, value))
 
 
 def _non_negative(name: str, value: float) -> float:
